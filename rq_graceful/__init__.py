@@ -1,0 +1,27 @@
+"""Graceful shutdown for RQ: Resque's TERM_CHILD semantics, and nothing lost on a restart.
+
+Run ``rq worker --worker-class rq_graceful.Worker``; configure it with
+environment variables (``rq-graceful check`` shows the effective settings).
+"""
+
+from ._horse import ShutdownRequested, on_shutdown, shield, shutdown_requested
+from ._job import GracefulJob, GracefulJobMixin
+from ._settings import ConfigurationError, Mode, Platform, Settings
+from ._worker import GracefulDeathPenalty, Worker
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigurationError",
+    "GracefulDeathPenalty",
+    "GracefulJob",
+    "GracefulJobMixin",
+    "Mode",
+    "Platform",
+    "Settings",
+    "ShutdownRequested",
+    "Worker",
+    "on_shutdown",
+    "shield",
+    "shutdown_requested",
+]
