@@ -19,7 +19,7 @@ from types import FrameType
 
 __all__ = ["ShutdownRequested", "on_shutdown", "shield", "shutdown_requested"]
 
-logger = logging.getLogger("rq_graceful.horse")
+logger = logging.getLogger("rq.worker.graceful")
 
 #: The signal the listener thread sends to the horse's main thread.
 RAISE_SIGNAL: int = signal.SIGRTMIN + 1 if hasattr(signal, "SIGRTMIN") else signal.SIGUSR2

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from ._worker import Worker
 
-logger = logging.getLogger("rq_graceful.worker")
+logger = logging.getLogger("rq.worker.graceful")
 
 REASON = "interrupted by shutdown"
 

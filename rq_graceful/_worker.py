@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = ["GracefulDeathPenalty", "Worker"]
 
-logger = logging.getLogger("rq_graceful.worker")
+logger = logging.getLogger("rq.worker.graceful")
 
 #: Signals the worker's main process handles (all recorded, then acted upon by the loop).
 HANDLED_SIGNALS = (
