@@ -25,23 +25,26 @@ def current_execution(worker: Worker, execution: Any | None) -> Any | None:
     return getattr(worker, "execution", None)
 
 
-def cleanup_execution(worker: Worker, job: Job, pipeline: Pipeline, execution: Any | None) -> None:
+# The worker is typed Any below: its signatures are those of whichever RQ is installed.
+
+
+def cleanup_execution(worker: Any, job: Job, pipeline: Pipeline, execution: Any | None) -> None:
     if _EXECUTION_ARG:
-        worker.cleanup_execution(job, pipeline=pipeline, execution=execution)  # type: ignore[call-arg]
+        worker.cleanup_execution(job, pipeline=pipeline, execution=execution)
     else:
         worker.cleanup_execution(job, pipeline=pipeline)
 
 
-def handle_job_failure(worker: Worker, job: Job, queue: Queue, exc_string: str, execution: Any | None) -> None:
+def handle_job_failure(worker: Any, job: Job, queue: Queue, exc_string: str, execution: Any | None) -> None:
     if _EXECUTION_ARG:
-        worker.handle_job_failure(job, queue=queue, exc_string=exc_string, execution=execution)  # type: ignore[call-arg]
+        worker.handle_job_failure(job, queue=queue, exc_string=exc_string, execution=execution)
     else:
         worker.handle_job_failure(job, queue=queue, exc_string=exc_string)
 
 
-def maintain_heartbeats(worker: Worker, job: Job, execution: Any | None) -> None:
+def maintain_heartbeats(worker: Any, job: Job, execution: Any | None) -> None:
     if _EXECUTION_ARG:
-        worker.maintain_heartbeats(job, execution)  # type: ignore[call-arg]
+        worker.maintain_heartbeats(job, execution)
     else:
         worker.maintain_heartbeats(job)
 

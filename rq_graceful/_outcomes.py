@@ -41,7 +41,7 @@ def settle_interrupted(worker: Worker, job: Job, queue: Queue, execution: Any | 
                 if _text(status) != JobStatus.STARTED.value or _text(worker_name) != worker.name:
                     pipe.unwatch()
                     return "untouched"
-                meta: dict[str, Any] = job.serializer.loads(raw_meta) if raw_meta else {}
+                meta: dict[str, Any] = job.serializer.loads(_bytes(raw_meta)) if raw_meta else {}
                 count = interruptions_of(meta) + 1
                 record = meta.get(META_KEY)
                 record = dict(record) if isinstance(record, dict) else {}
@@ -62,7 +62,10 @@ def settle_interrupted(worker: Worker, job: Job, queue: Queue, execution: Any | 
                 queue.push_job_id(job.id, pipeline=pipe, at_front=True)
                 pipe.execute()
                 logger.info(
-                    "rq_graceful: job %s requeued at the front of %s (interruption %d)", job.id, queue.name, count
+                    "rq_graceful: job %s requeued at the front of %s (interruption %d)",
+                    job.id,
+                    queue.name,
+                    count,
                 )
                 return "requeued"
             except redis.exceptions.WatchError:
@@ -83,6 +86,10 @@ def settle_interrupted(worker: Worker, job: Job, queue: Queue, execution: Any | 
 
 def _text(value: bytes | str | None) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _bytes(value: bytes | str) -> bytes:
+    return value.encode() if isinstance(value, str) else value
 
 
 def _now() -> datetime:

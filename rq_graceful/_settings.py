@@ -149,41 +149,83 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting(
-        "term_child", "RQ_GRACEFUL_TERM_CHILD", "TERM_CHILD", parse_bool, False, "boolean",
+        "term_child",
+        "RQ_GRACEFUL_TERM_CHILD",
+        "TERM_CHILD",
+        parse_bool,
+        False,
+        "boolean",
         "Halfway graceful on TERM: the job is told, then interrupted, then killed.",
     ),
     Setting(
-        "pre_shutdown_timeout", "RQ_GRACEFUL_PRE_SHUTDOWN_TIMEOUT", "RESQUE_PRE_SHUTDOWN_TIMEOUT",
-        parse_seconds, 0.0, "seconds >= 0",
+        "pre_shutdown_timeout",
+        "RQ_GRACEFUL_PRE_SHUTDOWN_TIMEOUT",
+        "RESQUE_PRE_SHUTDOWN_TIMEOUT",
+        parse_seconds,
+        0.0,
+        "seconds >= 0",
         "With TERM_CHILD: how long the job keeps running before ShutdownRequested is raised in it.",
     ),
     Setting(
-        "term_timeout", "RQ_GRACEFUL_TERM_TIMEOUT", "RESQUE_TERM_TIMEOUT", parse_seconds, 4.0, "seconds >= 0",
+        "term_timeout",
+        "RQ_GRACEFUL_TERM_TIMEOUT",
+        "RESQUE_TERM_TIMEOUT",
+        parse_seconds,
+        4.0,
+        "seconds >= 0",
         "With TERM_CHILD: how long after ShutdownRequested the work horse is SIGKILLed.",
     ),
     Setting(
-        "graceful_term", "RQ_GRACEFUL_GRACEFUL_TERM", "GRACEFUL_TERM", parse_bool, False, "boolean",
+        "graceful_term",
+        "RQ_GRACEFUL_GRACEFUL_TERM",
+        "GRACEFUL_TERM",
+        parse_bool,
+        False,
+        "boolean",
         "Entire graceful on TERM (the default mode anyway; kept for Resque users).",
     ),
     Setting(
-        "requeue", "RQ_GRACEFUL_REQUEUE", None, parse_bool, True, "boolean",
+        "requeue",
+        "RQ_GRACEFUL_REQUEUE",
+        None,
+        parse_bool,
+        True,
+        "boolean",
         "An interrupted job goes back to the front of its queue instead of failing.",
     ),
     Setting(
-        "max_interruptions", "RQ_GRACEFUL_MAX_INTERRUPTIONS", None, parse_max_interruptions, 10,
+        "max_interruptions",
+        "RQ_GRACEFUL_MAX_INTERRUPTIONS",
+        None,
+        parse_max_interruptions,
+        10,
         "integer >= 1, or none",
         "After this many interruptions the job fails instead, with that reason.",
     ),
     Setting(
-        "kill_deadline", "RQ_GRACEFUL_KILL_DEADLINE", None, parse_positive_seconds, None, "seconds > 0",
+        "kill_deadline",
+        "RQ_GRACEFUL_KILL_DEADLINE",
+        None,
+        parse_positive_seconds,
+        None,
+        "seconds > 0",
         "When the platform's SIGKILL comes, counted from its SIGTERM.",
     ),
     Setting(
-        "safety_margin", "RQ_GRACEFUL_SAFETY_MARGIN", None, parse_seconds, 1.0, "seconds >= 0",
+        "safety_margin",
+        "RQ_GRACEFUL_SAFETY_MARGIN",
+        None,
+        parse_seconds,
+        1.0,
+        "seconds >= 0",
         "How long before that deadline the worker must be done.",
     ),
     Setting(
-        "platform", "RQ_GRACEFUL_PLATFORM", None, parse_platform, Platform.AUTO,
+        "platform",
+        "RQ_GRACEFUL_PLATFORM",
+        None,
+        parse_platform,
+        Platform.AUTO,
         "auto, heroku, kubernetes, docker, systemd or none",
         "Which platform's facts to apply.",
     ),
@@ -198,9 +240,7 @@ def _check_argument(setting: Setting, value: Any) -> Any:
         try:
             return setting.parse(value)
         except ValueError as exc:
-            raise ConfigurationError(
-                f"{setting.field}={value!r} is not valid: expected {exc}"
-            ) from None
+            raise ConfigurationError(f"{setting.field}={value!r} is not valid: expected {exc}") from None
     if setting.parse is parse_bool:
         if isinstance(value, bool):
             return value
@@ -318,9 +358,7 @@ class Settings:
                 except ValueError:
                     differs = True
                 if differs:
-                    notes.append(
-                        f"{s.variable}={main!r} and {s.alias}={alias!r} differ; {s.variable} wins"
-                    )
+                    notes.append(f"{s.variable}={main!r} and {s.alias}={alias!r} differ; {s.variable} wins")
         if values["term_child"] and values["graceful_term"]:
             notes.append(
                 "TERM_CHILD and GRACEFUL_TERM are both set; TERM_CHILD wins (halfway graceful), as in Resque"
@@ -402,16 +440,22 @@ class Settings:
             return []
         b = self.budget()
         assert b.raise_at is not None and b.kill_at is not None
-        where = f"the kill deadline ({deadline:g}s from {self.deadline_origin}, margin {self.safety_margin:g}s)"
+        where = (
+            f"the kill deadline ({deadline:g}s from {self.deadline_origin}, margin {self.safety_margin:g}s)"
+        )
         if self.mode is Mode.ENTIRE:
             if b.kill_at - b.raise_at < self.term_timeout - 1e-9:
-                return [f"term timeout {self.term_timeout:g}s does not fit before {where}; "
-                        f"clamped to {b.kill_at - b.raise_at:g}s"]
+                return [
+                    f"term timeout {self.term_timeout:g}s does not fit before {where}; "
+                    f"clamped to {b.kill_at - b.raise_at:g}s"
+                ]
             return []
         pre, term = self.pre_shutdown_timeout, self.term_timeout
         if b.raise_at < pre - 1e-9 or b.kill_at < pre + term - 1e-9:
-            return [f"pre-shutdown {pre:g}s + term {term:g}s overrun {where}; "
-                    f"clamped: ShutdownRequested at {b.raise_at:g}s, SIGKILL at {b.kill_at:g}s"]
+            return [
+                f"pre-shutdown {pre:g}s + term {term:g}s overrun {where}; "
+                f"clamped: ShutdownRequested at {b.raise_at:g}s, SIGKILL at {b.kill_at:g}s"
+            ]
         return []
 
     def describe(self) -> dict[str, Any]:
@@ -426,4 +470,3 @@ class Settings:
                 "name": name or s.variable,
             }
         return out
-

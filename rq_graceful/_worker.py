@@ -11,6 +11,7 @@ that wait with CLIENT UNBLOCK when a signal asks for it, which loses no job.
 from __future__ import annotations
 
 import collections
+import contextlib
 import errno
 import logging
 import os
@@ -151,7 +152,7 @@ class Worker(rq.worker.Worker):
         """The signal handler: record, and wake the idle wait; nothing more."""
         self._pending.append((signum, time.monotonic()))
         if self._idle_blocked and signum != signal.SIGCHLD:
-            try:
+            try:  # noqa: SIM105 - a signal handler: plain and cheap
                 os.write(self._relay_w, b"!")
             except OSError:
                 pass
@@ -246,7 +247,9 @@ class Worker(rq.worker.Worker):
                     self.reorder_queues(reference_queue=queue)
                     job.redis_server_version = self.get_redis_server_version()
                     if self.log_job_description:
-                        self.log.info("Worker %s: %s: %s (%s)", self.name, queue.name, job.description, job.id)
+                        self.log.info(
+                            "Worker %s: %s: %s (%s)", self.name, queue.name, job.description, job.id
+                        )
                     else:
                         self.log.info("Worker %s: %s: %s", self.name, queue.name, job.id)
                 break
@@ -402,7 +405,9 @@ class Worker(rq.worker.Worker):
         try:
             settle_interrupted(self, job, queue, execution)
         except Exception:
-            logger.exception("rq_graceful: could not settle interrupted job %s; leaving it to the worker", job.id)
+            logger.exception(
+                "rq_graceful: could not settle interrupted job %s; leaving it to the worker", job.id
+            )
             return _horse.EXIT_UNSETTLED
         return _horse.EXIT_REQUEUED
 
@@ -512,8 +517,8 @@ class Worker(rq.worker.Worker):
             return
         if code == _horse.EXIT_REQUEUED:
             return
-        interrupted = code == _horse.EXIT_UNSETTLED or (killed and seq is not None) or (
-            seq is not None and code < 0
+        interrupted = (
+            code == _horse.EXIT_UNSETTLED or (killed and seq is not None) or (seq is not None and code < 0)
         )
         if interrupted:
             settle_interrupted(self, job, queue, execution)
@@ -561,8 +566,10 @@ class Worker(rq.worker.Worker):
 
         threading.Thread(target=stop, name="rq_graceful-unsubscribe", daemon=True).start()
         if not done.wait(PUBSUB_TEARDOWN_TIMEOUT):
-            logger.warning("rq_graceful: pubsub teardown still running after %.1fs; not waiting for it",
-                           PUBSUB_TEARDOWN_TIMEOUT)
+            logger.warning(
+                "rq_graceful: pubsub teardown still running after %.1fs; not waiting for it",
+                PUBSUB_TEARDOWN_TIMEOUT,
+            )
 
     def _restore_signals(self) -> None:
         if self._wake_w < 0:
@@ -570,10 +577,8 @@ class Worker(rq.worker.Worker):
         for sig, handler in self._previous_handlers.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
         signal.set_wakeup_fd(self._previous_wakeup_fd)
-        try:
+        with contextlib.suppress(OSError):
             os.write(self._relay_w, b"x")  # let the relay thread see _closing
-        except OSError:
-            pass
         for fd in (self._wake_r, self._wake_w):
             _close_quietly(fd)
         self._wake_r = self._wake_w = -1
@@ -588,10 +593,8 @@ def _nonblocking_pipe(read_blocking: bool = False) -> tuple[int, int]:
 
 def _close_quietly(fd: int) -> None:
     if fd >= 0:
-        try:
+        with contextlib.suppress(OSError):
             os.close(fd)
-        except OSError:
-            pass
 
 
 def _seconds(value: float | None) -> str:

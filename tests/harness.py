@@ -7,6 +7,7 @@ worker (Heroku, systemd), and clean up by session.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -68,10 +69,25 @@ class RedisServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.directory), "--daemonize", "no",
-             "--logfile", str(self.directory / "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+                "--daemonize",
+                "no",
+                "--logfile",
+                str(self.directory / "redis.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
         wait_for(lambda: _pings(client), 10, f"redis-server on port {self.port}")
@@ -104,7 +120,7 @@ def session_pids(sid: int) -> list[int]:
             stat = Path(f"/proc/{entry}/stat").read_text()
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         state, session = fields[0], int(fields[3])
         if session == sid and state != "Z":
             pids.append(int(entry))
@@ -126,17 +142,28 @@ class WorkerProcess:
         command: list[str] | None = None,
     ) -> None:
         self.name = name or f"w{os.getpid()}-{time.monotonic_ns()}"
-        full_env = {k: v for k, v in os.environ.items()
-                    if not k.startswith(("RQ_GRACEFUL_", "RESQUE_")) and k not in (
-                        "TERM_CHILD", "GRACEFUL_TERM", "DYNO", "KUBERNETES_SERVICE_HOST", "INVOCATION_ID")}
+        full_env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("RQ_GRACEFUL_", "RESQUE_"))
+            and k not in ("TERM_CHILD", "GRACEFUL_TERM", "DYNO", "KUBERNETES_SERVICE_HOST", "INVOCATION_ID")
+        }
         full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS_DIR), os.environ.get("PYTHONPATH")]))
         full_env.update(env or {})
         self.command = command or [
-            RQ, "worker", "--url", redis_url, "--worker-class", worker_class, "--name", self.name,
-            *args, *queues,
+            RQ,
+            "worker",
+            "--url",
+            redis_url,
+            "--worker-class",
+            worker_class,
+            "--name",
+            self.name,
+            *args,
+            *queues,
         ]
         self.log_path = (log_dir or Path("/tmp")) / f"{self.name}.log"
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - the worker writes to it until kill_everything()
         self.process = subprocess.Popen(
             self.command, env=full_env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -156,10 +183,12 @@ class WorkerProcess:
 
     def wait_ready(self, timeout: float = 20) -> WorkerProcess:
         """Ready once it waits for jobs: its signal handlers are in place by then."""
+
         def ready() -> bool:
             if self.process.poll() is not None:
                 raise AssertionError(f"worker exited with {self.process.returncode}:\n{self.log}")
             return self.state() in ("idle", "busy", "suspended")
+
         wait_for(ready, timeout, f"worker {self.name} to be ready", interval=0.01)
         return self
 
@@ -187,10 +216,8 @@ class WorkerProcess:
             os.kill(self.pid, sig)
         elif to == "all":
             for pid in self.processes():
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
         else:
             raise ValueError(f"to must be 'main' or 'all', not {to!r}")
         return t
@@ -201,10 +228,8 @@ class WorkerProcess:
             if not pids:
                 break
             for pid in pids:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
             time.sleep(0.05)
         if self.process.poll() is None:
             self.process.kill()

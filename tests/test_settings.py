@@ -35,7 +35,7 @@ FALSE_WORDS = ["0", "false", "no", "off", ""]
 def _any_case(words: list[str]) -> st.SearchStrategy[str]:
     return st.sampled_from(words).flatmap(
         lambda w: st.lists(st.booleans(), min_size=len(w), max_size=len(w)).map(
-            lambda flags: "".join(c.upper() if f else c for c, f in zip(w, flags))
+            lambda flags: "".join(c.upper() if f else c for c, f in zip(w, flags, strict=True))
         )
     )
 
@@ -116,6 +116,7 @@ def test_platform_names(platform: Platform) -> None:
 
 # -- declarations ------------------------------------------------------------------
 
+
 def test_every_setting_is_declared_once_with_doc_and_default() -> None:
     fields = [s.field for s in SETTINGS]
     assert len(fields) == len(set(fields))
@@ -144,6 +145,7 @@ def test_spec_aliases() -> None:
 
 
 # -- precedence ----------------------------------------------------------------------
+
 
 def test_defaults() -> None:
     s = settings()
@@ -196,6 +198,7 @@ def test_immediate_is_term_child_with_both_timeouts_zero() -> None:
 
 
 # -- errors ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("env", "named"),
@@ -250,6 +253,7 @@ def test_margin_that_leaves_no_time_is_an_error() -> None:
 
 # -- platforms and deadlines -------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("env", "platform", "enforced", "reported"),
     [
@@ -262,8 +266,9 @@ def test_margin_that_leaves_no_time_is_an_error() -> None:
         ({"RQ_GRACEFUL_PLATFORM": "heroku"}, Platform.HEROKU, 30.0, 30.0),
     ],
 )
-def test_platform_facts(env: dict[str, str], platform: Platform, enforced: float | None,
-                        reported: float | None) -> None:
+def test_platform_facts(
+    env: dict[str, str], platform: Platform, enforced: float | None, reported: float | None
+) -> None:
     s = settings(env)
     assert s.effective_platform is platform
     assert s.enforced_deadline == enforced
@@ -281,15 +286,17 @@ def test_docker_is_detected_by_its_file(tmp_path: object) -> None:
 
 
 def test_heroku_halfway_that_fits_is_untouched() -> None:
-    s = settings({"DYNO": "w.1", "TERM_CHILD": "1", "RESQUE_PRE_SHUTDOWN_TIMEOUT": "20",
-                  "RESQUE_TERM_TIMEOUT": "8"})
+    s = settings(
+        {"DYNO": "w.1", "TERM_CHILD": "1", "RESQUE_PRE_SHUTDOWN_TIMEOUT": "20", "RESQUE_TERM_TIMEOUT": "8"}
+    )
     assert s.warnings == ()
     assert (s.budget().raise_at, s.budget().kill_at) == (20.0, 28.0)
 
 
 def test_heroku_halfway_that_overruns_is_clamped_with_a_warning() -> None:
-    s = settings({"DYNO": "w.1", "TERM_CHILD": "1", "RESQUE_PRE_SHUTDOWN_TIMEOUT": "25",
-                  "RESQUE_TERM_TIMEOUT": "10"})
+    s = settings(
+        {"DYNO": "w.1", "TERM_CHILD": "1", "RESQUE_PRE_SHUTDOWN_TIMEOUT": "25", "RESQUE_TERM_TIMEOUT": "10"}
+    )
     b = s.budget()
     assert b.kill_at == 30 - 1 - TEARDOWN_RESERVE
     assert b.raise_at == b.kill_at - 10
@@ -316,11 +323,16 @@ def test_entire_graceful_without_deadline_never_interrupts() -> None:
     term=st.floats(min_value=0, max_value=3600),
     term_child=st.booleans(),
 )
-def test_budget_never_overruns_the_deadline(deadline: float, margin: float, pre: float, term: float,
-                                            term_child: bool) -> None:
-    env = {"RQ_GRACEFUL_KILL_DEADLINE": repr(deadline), "RQ_GRACEFUL_SAFETY_MARGIN": repr(margin),
-           "TERM_CHILD": "1" if term_child else "0", "RESQUE_PRE_SHUTDOWN_TIMEOUT": repr(pre),
-           "RESQUE_TERM_TIMEOUT": repr(term)}
+def test_budget_never_overruns_the_deadline(
+    deadline: float, margin: float, pre: float, term: float, term_child: bool
+) -> None:
+    env = {
+        "RQ_GRACEFUL_KILL_DEADLINE": repr(deadline),
+        "RQ_GRACEFUL_SAFETY_MARGIN": repr(margin),
+        "TERM_CHILD": "1" if term_child else "0",
+        "RESQUE_PRE_SHUTDOWN_TIMEOUT": repr(pre),
+        "RESQUE_TERM_TIMEOUT": repr(term),
+    }
     if margin >= deadline:
         with pytest.raises(ConfigurationError):
             settings(env)

@@ -58,6 +58,7 @@ def deregistered(conn: redis.Redis, name: str) -> bool:
 
 # -- idle --------------------------------------------------------------------------
 
+
 @BOTH
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGQUIT])
 def test_idle_worker_exits_at_once(start_worker, conn, to: str, sig: int) -> None:
@@ -81,6 +82,7 @@ def test_idle_exit_loses_no_job_racing_the_signal(start_worker, queue, conn) -> 
 
 
 # -- entire graceful (default) ------------------------------------------------------
+
 
 @BOTH
 def test_plain_job_survives_term_in_the_default_mode(start_worker, queue, conn, to: str) -> None:
@@ -168,6 +170,7 @@ def test_a_duplicate_int_within_a_second_is_ignored(start_worker, queue, conn) -
 
 # -- halfway graceful ------------------------------------------------------------------
 
+
 @BOTH
 def test_halfway_raises_at_pre_then_requeues_at_the_front(start_worker, queue, conn, to: str) -> None:
     worker = start_worker(env={**HALFWAY, "RESQUE_PRE_SHUTDOWN_TIMEOUT": "1", "RESQUE_TERM_TIMEOUT": "5"})
@@ -242,13 +245,19 @@ def test_immediate_kills_the_horse_at_once_and_requeues(start_worker, queue, con
 
 # -- kill deadline ----------------------------------------------------------------------
 
+
 @BOTH
 @pytest.mark.parametrize("job_func", [jobs.attentive, jobs.swallower, jobs.plain])
 def test_the_platform_sigkill_never_ends_a_job(start_worker, queue, conn, to: str, job_func) -> None:
     # Given a platform that SIGKILLs everything 4 s after its TERM, and the default (entire) mode
     deadline = 4.0
-    worker = start_worker(env={"RQ_GRACEFUL_KILL_DEADLINE": str(deadline), "RQ_GRACEFUL_SAFETY_MARGIN": "0.5",
-                               "RQ_GRACEFUL_TERM_TIMEOUT": "1"})
+    worker = start_worker(
+        env={
+            "RQ_GRACEFUL_KILL_DEADLINE": str(deadline),
+            "RQ_GRACEFUL_SAFETY_MARGIN": "0.5",
+            "RQ_GRACEFUL_TERM_TIMEOUT": "1",
+        }
+    )
     job = queue.enqueue(job_func, "dl", 60)
     reached(conn, "dl", "started")
     t0 = worker.send(signal.SIGTERM, to)
@@ -266,6 +275,7 @@ def test_the_platform_sigkill_never_ends_a_job(start_worker, queue, conn, to: st
 
 
 # -- USR1, USR2, CONT ------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("job_func", [jobs.attentive, jobs.swallower])
 def test_usr1_stops_the_current_job_and_the_worker_keeps_working(start_worker, queue, conn, job_func) -> None:
@@ -307,6 +317,7 @@ def test_term_while_paused_exits(start_worker) -> None:
 
 
 # -- outcomes ------------------------------------------------------------------------------
+
 
 def test_requeue_off_fails_the_job_with_the_reason(start_worker, queue, conn) -> None:
     worker = start_worker(env={**HALFWAY, "RESQUE_TERM_TIMEOUT": "2", "RQ_GRACEFUL_REQUEUE": "off"})
@@ -362,11 +373,14 @@ def test_the_horse_stops_when_its_worker_dies(start_worker, queue, conn) -> None
 
 # -- configuration ----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("env", "named"),
-    [({"TERM_CHILD": "maybe"}, "TERM_CHILD='maybe'"),
-     ({"RQ_GRACEFUL_TERM_TIMEOUT": "-3"}, "RQ_GRACEFUL_TERM_TIMEOUT='-3'"),
-     ({"RQ_GRACEFUL_PLATFORM": "mars"}, "RQ_GRACEFUL_PLATFORM='mars'")],
+    [
+        ({"TERM_CHILD": "maybe"}, "TERM_CHILD='maybe'"),
+        ({"RQ_GRACEFUL_TERM_TIMEOUT": "-3"}, "RQ_GRACEFUL_TERM_TIMEOUT='-3'"),
+        ({"RQ_GRACEFUL_PLATFORM": "mars"}, "RQ_GRACEFUL_PLATFORM='mars'"),
+    ],
 )
 def test_a_bad_setting_refuses_to_start_and_leaves_the_queue_untouched(
     start_worker, queue, conn, env: dict[str, str], named: str
@@ -381,8 +395,9 @@ def test_a_bad_setting_refuses_to_start_and_leaves_the_queue_untouched(
 
 
 def test_a_clamped_setting_is_reported_at_start(start_worker) -> None:
-    worker = start_worker(env={"DYNO": "worker.1", **HALFWAY, "RESQUE_PRE_SHUTDOWN_TIMEOUT": "25",
-                               "RESQUE_TERM_TIMEOUT": "10"})
+    worker = start_worker(
+        env={"DYNO": "worker.1", **HALFWAY, "RESQUE_PRE_SHUTDOWN_TIMEOUT": "25", "RESQUE_TERM_TIMEOUT": "10"}
+    )
     assert "clamped" in worker.log
     worker.send(signal.SIGTERM)
     assert worker.wait_exit(10) == 0
@@ -393,8 +408,11 @@ def test_other_queues_and_json_serializer(start_worker, conn) -> None:
 
     high = Queue("high", connection=conn, serializer=JSONSerializer)
     low = Queue("low", connection=conn, serializer=JSONSerializer)
-    worker = start_worker(queues=["high", "low"], env={**HALFWAY, "RESQUE_TERM_TIMEOUT": "2"},
-                          args=["--serializer", "rq.serializers.JSONSerializer"])
+    worker = start_worker(
+        queues=["high", "low"],
+        env={**HALFWAY, "RESQUE_TERM_TIMEOUT": "2"},
+        args=["--serializer", "rq.serializers.JSONSerializer"],
+    )
     job = low.enqueue(jobs.attentive, "json", 60)
     reached(conn, "json", "started")
     worker.send(signal.SIGTERM, "all")
