@@ -43,6 +43,8 @@ class Mode(str, enum.Enum):
 
 
 class Platform(str, enum.Enum):
+    """A platform whose kill deadline rq_graceful knows (auto: detect it)."""
+
     AUTO = "auto"
     HEROKU = "heroku"
     KUBERNETES = "kubernetes"
