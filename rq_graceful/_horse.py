@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -66,6 +67,7 @@ class _State:
         self.lock = threading.Lock()
         self.main_ident: int | None = None
         self.orphaned: Callable[[], None] | None = None
+        self.job: object | None = None
 
 
 _state = _State()
@@ -152,6 +154,9 @@ def _notify(reason: str) -> None:
         callbacks, _state.callbacks = _state.callbacks, []
     for callback in callbacks:
         _run_callback(callback)
+    from . import signals
+
+    signals.send(signals.shutdown_noticed, _state.job, reason=reason, at=time.monotonic())
 
 
 def _request_raise() -> None:
@@ -189,6 +194,19 @@ def _listen(fd: int) -> None:
 _BLOCK_IN_HELPERS = set(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
 
 
+def set_job(job: object) -> None:
+    _state.job = job
+
+
+def start_helper(target: Callable[..., object], name: str, *args: object) -> None:
+    """Start a daemon thread that takes none of the signals meant for the job's thread."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _BLOCK_IN_HELPERS)
+    try:
+        threading.Thread(target=target, args=args, name=name, daemon=True).start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def start(fd: int, orphaned: Callable[[], None]) -> None:
     """Become a horse: called once in the forked child, before the job runs."""
     _state.reset()
@@ -200,8 +218,4 @@ def start(fd: int, orphaned: Callable[[], None]) -> None:
     for sig in (signal.SIGCONT, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
     signal.signal(RAISE_SIGNAL, _on_raise_signal)
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _BLOCK_IN_HELPERS)
-    try:
-        threading.Thread(target=_listen, args=(fd,), name="rq_graceful-listener", daemon=True).start()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    start_helper(_listen, "rq_graceful-listener", fd)

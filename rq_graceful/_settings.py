@@ -92,7 +92,7 @@ def parse_bool(text: str) -> bool:
 
 def _number(text: str) -> float:
     try:
-        value = float(text.strip())
+        value = float(text)  # float() allows surrounding whitespace, and only that
     except ValueError:
         raise ValueError("a number of seconds") from None
     if not math.isfinite(value):

@@ -27,17 +27,18 @@ from typing import TYPE_CHECKING, Any
 import redis
 import redis.exceptions
 import rq.worker
+from rq.command import PUBSUB_CHANNEL_TEMPLATE
 from rq.exceptions import DequeueTimeout, StopRequested
 from rq.job import Job, JobStatus
 from rq.timeouts import UnixSignalDeathPenalty
 from rq.utils import now
 from rq.worker import WorkerStatus
 
-from . import _compat, _horse
+from . import _compat, _horse, _lease, signals
 from ._job import GracefulJob, GracefulJobMixin
 from ._outcomes import settle_interrupted
-from ._phases import Action, Controller, Reason
-from ._settings import SETTINGS, Settings
+from ._phases import Action, Controller, Reason, Sequence
+from ._settings import SETTINGS, Mode, Settings
 
 if TYPE_CHECKING:
     from rq.queue import Queue
@@ -112,6 +113,9 @@ class Worker(rq.worker.Worker):
         self._previous_handlers: dict[int, Any] = {}
         self._previous_wakeup_fd = -1
         self._settle_lock = threading.Lock()
+        self._keeper_stop = threading.Event()
+        self._stop_job_requests: collections.deque[str] = collections.deque()
+        self._outcome = "idle"
         self._horse_job: tuple[Job, Queue, Any] | None = None
 
     # -- start ---------------------------------------------------------------
@@ -146,6 +150,7 @@ class Worker(rq.worker.Worker):
             signal.signal(sig, self._record_signal)
         self._relay_thread = threading.Thread(target=self._relay, name="rq_graceful-relay", daemon=True)
         self._relay_thread.start()
+        threading.Thread(target=self._keep, name="rq_graceful-recovery", daemon=True).start()
 
     def _record_signal(self, signum: int, frame: FrameType | None) -> None:
         """The signal handler: record, and wake the idle wait; nothing more."""
@@ -160,6 +165,13 @@ class Worker(rq.worker.Worker):
 
     def _drain_signals(self) -> list[Action]:
         actions: list[Action] = []
+        while self._stop_job_requests:
+            job_id = self._stop_job_requests.popleft()
+            if self.get_current_job_id() == job_id:
+                logger.info("rq_graceful: graceful stop requested for job %s", job_id)
+                actions += self._controller.on_signal(signal.SIGUSR1, time.monotonic())
+            else:
+                logger.warning("rq_graceful: not running job %s; graceful stop ignored", job_id)
         while self._pending:
             signum, at = self._pending.popleft()
             if signum == signal.SIGCHLD:
@@ -181,6 +193,18 @@ class Worker(rq.worker.Worker):
                 name,
                 c.shutdown_mode.value,
                 "" if c.busy else " (idle: exiting now)",
+            )
+            budget = self.graceful_settings.budget(c.shutdown_mode)
+            signals.send(
+                signals.shutdown_started,
+                self,
+                signal=name,
+                mode=c.shutdown_mode,
+                at=c.shutdown_started,
+                raise_at=budget.raise_at,
+                kill_at=budget.kill_at,
+                deadline=budget.deadline,
+                busy=c.busy,
             )
             try:
                 self.set_shutdown_requested_date()
@@ -339,6 +363,7 @@ class Worker(rq.worker.Worker):
 
     def fork_work_horse(self, job: Job, queue: Queue) -> None:
         """Fork the horse with the handled signals blocked, and a pipe to talk to it."""
+        _lease.take(self.connection, job.id, self.name)
         read_end, write_end = os.pipe()
         os.environ["RQ_WORKER_ID"] = self.name
         os.environ["RQ_JOB_ID"] = job.id
@@ -377,6 +402,10 @@ class Worker(rq.worker.Worker):
             return bool(super().perform_job(job, queue, *args, **kwargs))
         execution = _compat.current_execution(self, args[0] if args else kwargs.get("execution"))
         self._horse_job = (job, queue, execution)
+        _horse.set_job(job)
+        _horse.start_helper(self._renew_lease, "rq_graceful-lease", job.id)
+        for hook in _shutdown_hooks(job):
+            _horse.on_shutdown(hook)
         perform = job.perform
 
         def perform_in_window() -> Any:
@@ -425,19 +454,112 @@ class Worker(rq.worker.Worker):
         timer.daemon = True
         timer.start()
 
+    def _renew_lease(self, job_id: str) -> None:
+        """In the horse: keep the job's lease alive; fence the horse off if Redis stays unreachable."""
+        last_ok = time.monotonic()
+        while True:
+            try:
+                _lease.renew(self.connection, job_id, self.name)
+                last_ok = time.monotonic()
+            except redis.exceptions.RedisError:
+                if time.monotonic() - last_ok > _lease.FENCE:
+                    logger.error(
+                        "rq_graceful: could not renew the lease on job %s for %.0fs; stopping this horse "
+                        "before another worker may recover the job",
+                        job_id,
+                        _lease.FENCE,
+                    )
+                    os.killpg(os.getpgid(0), signal.SIGKILL)
+            time.sleep(_lease.RENEW)
+
+    def stand_in(self, name: str) -> Worker:
+        """A Worker object in the name of another (dead) worker, to record its job's failure."""
+        proxy = type(self)(
+            [],
+            name=name,
+            connection=self.connection,
+            prepare_for_work=False,
+            job_class=self.job_class,
+            serializer=self.serializer,
+        )
+        proxy.graceful_settings = self.graceful_settings
+        return proxy
+
+    def _keep(self) -> None:
+        """Thread: find the jobs of killed workers (expired leases) and settle them."""
+        while not self._keeper_stop.is_set():
+            try:
+                self.recover_jobs()
+            except redis.exceptions.RedisError:
+                logger.warning("rq_graceful: could not look for killed workers' jobs", exc_info=True)
+            except Exception:
+                logger.exception("rq_graceful: recovery of killed workers' jobs failed")
+            self._keeper_stop.wait(_lease.SCAN_INTERVAL)
+
+    def recover_jobs(self) -> list[tuple[str, str]]:
+        """Settle every job whose lease expired: its worker and horse are dead. Returns (job id, outcome)."""
+        settled = []
+        for job_id in _lease.expired(self.connection):
+            try:
+                job = self.job_class.fetch(job_id, connection=self.connection, serializer=self.serializer)
+            except Exception:  # gone, or unreadable: nothing this worker can requeue
+                _lease.forget(self.connection, job_id)
+                continue
+            owner = job.worker_name
+            outcome = "untouched"
+            if job.get_status() == JobStatus.STARTED and owner:
+                queue = self.queue_class(
+                    job.origin,
+                    connection=self.connection,
+                    job_class=self.job_class,
+                    serializer=self.serializer,
+                )
+                outcome = settle_interrupted(self, job, queue, None, owner=owner)
+                if outcome != "untouched":
+                    logger.warning(
+                        "rq_graceful: recovered job %s of killed worker %s: %s", job.id, owner, outcome
+                    )
+                    signals.send(
+                        signals.job_recovered,
+                        self,
+                        job=job,
+                        dead_worker=owner,
+                        outcome=outcome,
+                        at=time.monotonic(),
+                    )
+            _lease.forget(self.connection, job_id)
+            settled.append((job_id, outcome))
+        return settled
+
+    def handle_payload(self, message: dict[str, Any]) -> None:
+        """Commands from Redis pubsub (pubsub thread): ours is recorded for the main loop, RQ's go to RQ."""
+        from rq.command import parse_payload
+
+        payload = parse_payload(message)
+        if payload.get("command") == GRACEFUL_STOP_COMMAND:
+            self._stop_job_requests.append(str(payload.get("job_id", "")))
+            with contextlib.suppress(OSError):
+                os.write(self._wake_w, b"s")
+            return
+        super().handle_payload(message)
+
     def monitor_work_horse(self, job: Job, queue: Queue, execution: Any = None) -> None:
         """Wait for the horse while carrying out the shutdown phases as they fall due."""
         execution = _compat.current_execution(self, execution)
         job.started_at = now()
         c = self._controller
         actions = c.job_started(time.monotonic())
+        self._sequence_started = time.monotonic()
         interval = max(1.0, float(self.job_monitoring_interval))
         next_beat = time.monotonic() + interval
         killed = False
         status = 0
         rusage = None
         while True:
+            had_sequence = c.sequence is not None
             actions += self._drain_signals()
+            if not had_sequence and c.sequence is not None:
+                self._sequence_started = time.monotonic()
             actions += c.tick(time.monotonic())
             killed = self._carry_out(actions, job) or killed
             actions = []
@@ -465,18 +587,30 @@ class Worker(rq.worker.Worker):
         killed = False
         seq = self._controller.sequence
         for action in actions:
+            at = time.monotonic()
+            t = self._since_start(seq, at)
             if action is Action.NOTICE:
-                stop = seq is not None and seq.reason is Reason.STOP
-                self._tell_horse(_horse.MSG_STOP if stop else _horse.MSG_NOTICE)
-                logger.info("rq_graceful: job %s told to %s", job.id, "stop" if stop else "shut down")
+                reason = Reason.STOP if seq is not None and seq.reason is Reason.STOP else Reason.SHUTDOWN
+                self._tell_horse(_horse.MSG_STOP if reason is Reason.STOP else _horse.MSG_NOTICE)
+                logger.info("rq_graceful: job %s told (%s)", job.id, reason.value)
+                signals.send(signals.job_notified, self, job_id=job.id, reason=reason.value, at=at, t=t)
             elif action is Action.RAISE:
                 self._tell_horse(_horse.MSG_RAISE)
                 logger.info("rq_graceful: ShutdownRequested sent to job %s", job.id)
+                signals.send(signals.shutdown_requested_sent, self, job_id=job.id, at=at, t=t)
             elif action is Action.KILL:
+                pid = self._horse_pid
                 logger.warning("rq_graceful: job %s still running at its deadline: SIGKILL", job.id)
                 self.kill_horse(signal.SIGKILL)
                 killed = True
+                signals.send(signals.horse_killed, self, job_id=job.id, pid=pid, at=at, t=t)
         return killed
+
+    def _since_start(self, seq: Sequence | None, at: float) -> float:
+        started = self._controller.shutdown_started
+        if (seq is not None and seq.reason is Reason.STOP) or started is None:
+            started = self._sequence_started
+        return at - started
 
     def _tell_horse(self, message: bytes) -> None:
         try:
@@ -491,20 +625,39 @@ class Worker(rq.worker.Worker):
         """RQ's tail of monitor_work_horse, with interruptions settled instead of failed."""
         _close_quietly(self._horse_w)
         self._horse_w = -1
-        self._horse_pid_exited = self._horse_pid
-        self._horse_pid = 0
+        horse_pid, self._horse_pid = self._horse_pid, 0
         _compat.forget_execution(self, execution)
         seq = self._controller.sequence
         self._controller.job_ended()
         if self._controller.shutting_down:
             self._stop_requested = True
         code = os.waitstatus_to_exitcode(status) if status else 0
+        self._outcome = self._settle_after_horse(
+            job, queue, execution, code, seq, killed, horse_pid, status, rusage
+        )
+        try:
+            _lease.release(self.connection, job.id)
+        except redis.exceptions.RedisError:  # it expires; recovery finds the job settled and forgets it
+            logger.warning("rq_graceful: could not release the lease on job %s", job.id)
+
+    def _settle_after_horse(
+        self,
+        job: Job,
+        queue: Queue,
+        execution: Any,
+        code: int,
+        seq: Sequence | None,
+        killed: bool,
+        horse_pid: int,
+        status: int,
+        rusage: Any,
+    ) -> str:
         if code == 0:
-            return
+            return "finished"
         try:
             job_status = job.get_status()
         except Exception:
-            return  # finished and expired
+            return "finished"  # finished, and its result expired at once
         if code == _horse.EXIT_STOPPED or (seq is not None and seq.reason is Reason.STOP and code < 0):
             self._stopped_job_id = job.id
             if hasattr(self, "_handle_stopped_job"):
@@ -513,22 +666,43 @@ class Worker(rq.worker.Worker):
                 _compat.handle_job_failure(
                     self, job, queue, "Job stopped by user, work-horse terminated.", execution
                 )
-            return
+            return "stopped"
         if code == _horse.EXIT_REQUEUED:
-            return
-        interrupted = (
-            code == _horse.EXIT_UNSETTLED or (killed and seq is not None) or (seq is not None and code < 0)
-        )
-        if interrupted:
-            settle_interrupted(self, job, queue, execution)
-            return
+            return self._outcome_of(job)
+        if code == _horse.EXIT_UNSETTLED or (seq is not None and code < 0) or (killed and seq is not None):
+            budget = self._time_left()
+            try:
+                return settle_interrupted(self, job, queue, execution, budget=budget)
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                logger.error(
+                    "rq_graceful: Redis unreachable; job %s left started under an expiring lease: "
+                    "a worker will recover it",
+                    job.id,
+                )
+                return "unknown"
         if job_status not in (JobStatus.FINISHED, JobStatus.FAILED):
             job.ended_at = now()
             signal_msg = f" (signal {-code})" if code < 0 else ""
             exc_string = f"Work-horse terminated unexpectedly; waitpid returned {status}{signal_msg}; "
             self.log.warning("Worker %s: job %s failed (%s)", self.name, job.id, exc_string)
-            self.handle_work_horse_killed(job, self._horse_pid_exited, status, rusage)
+            self.handle_work_horse_killed(job, horse_pid, status, rusage)
             _compat.handle_job_failure(self, job, queue, exc_string, execution)
+        return "failed"
+
+    def _outcome_of(self, job: Job) -> str:
+        """After the horse settled an interrupted job itself: requeued, or failed."""
+        try:
+            return "failed" if job.get_status(refresh=True) == JobStatus.FAILED else "requeued"
+        except Exception:
+            return "unknown"
+
+    def _time_left(self) -> float:
+        """Seconds left before the worker must be done, for retries against an unreachable Redis."""
+        c = self._controller
+        budget = self.graceful_settings.budget(c.shutdown_mode or Mode.ENTIRE)
+        if budget.done_by is None or c.shutdown_started is None:
+            return float(self.graceful_settings.term_timeout)
+        return max(0.0, c.shutdown_started + budget.done_by - time.monotonic())
 
     # -- end -----------------------------------------------------------------------
 
@@ -536,6 +710,7 @@ class Worker(rq.worker.Worker):
         if self.is_horse:
             return
         self._closing = True
+        self._keeper_stop.set()
         if self.scheduler:
             self.stop_scheduler()
         self.register_death()
@@ -544,10 +719,10 @@ class Worker(rq.worker.Worker):
         if self._dequeue_connection is not None:
             self._dequeue_connection.close()
         if self._controller.shutting_down and self._controller.shutdown_started is not None:
-            logger.info(
-                "rq_graceful: shutdown finished in %.3fs",
-                time.monotonic() - self._controller.shutdown_started,
-            )
+            at = time.monotonic()
+            duration = at - self._controller.shutdown_started
+            logger.info("rq_graceful: shutdown finished in %.3fs (%s)", duration, self._outcome)
+            signals.send(signals.shutdown_finished, self, duration=duration, outcome=self._outcome, at=at)
             # The process is about to end: spare it the final garbage collection over
             # everything RQ and redis-py imported (30-60 ms here), which would otherwise
             # eat into the platform's deadline. atexit handlers still run.
@@ -575,6 +750,39 @@ class Worker(rq.worker.Worker):
         for fd in (self._wake_r, self._wake_w):
             _close_quietly(fd)
         self._wake_r = self._wake_w = -1
+
+
+GRACEFUL_STOP_COMMAND = "rq-graceful-stop"
+
+
+def send_graceful_stop(connection: redis.Redis, job_id: str, serializer: Any = None) -> None:
+    """Stop job ``job_id`` gracefully, wherever it runs, in the style of RQ's send_stop_job_command.
+
+    Its worker runs the halfway sequence on it (notice, ShutdownRequested after
+    the pre-shutdown timeout, SIGKILL after the term timeout) and the job ends
+    stopped. The worker must be an rq_graceful.Worker.
+    """
+    import json
+
+    from rq.exceptions import InvalidJobOperation
+
+    job = Job.fetch(job_id, connection=connection, serializer=serializer)
+    if job.get_status() != JobStatus.STARTED or not job.worker_name:
+        raise InvalidJobOperation(f"job {job_id} is not running")
+    payload = {"command": GRACEFUL_STOP_COMMAND, "job_id": job_id}
+    connection.publish(PUBSUB_CHANNEL_TEMPLATE % job.worker_name, json.dumps(payload))
+
+
+def _shutdown_hooks(job: Job) -> list[Any]:
+    """The overridable hooks of the job and of a class-based job's instance."""
+    hooks = []
+    if isinstance(job, GracefulJobMixin):
+        hooks.append(job.on_shutdown_requested)
+    instance = getattr(job, "_instance", None)
+    hook = getattr(instance, "on_shutdown_requested", None)
+    if callable(hook):
+        hooks.append(hook)
+    return hooks
 
 
 def _nonblocking_pipe(read_blocking: bool = False) -> tuple[int, int]:
