@@ -137,12 +137,26 @@ def job_code() -> Iterator[None]:
 
 def _run_callback(callback: Callable[[], object]) -> None:
     def run() -> None:
+        _enter_job_context()
         try:
             callback()
         except Exception:
             logger.exception("rq_graceful: shutdown callback %r raised", callback)
 
     threading.Thread(target=run, name="rq_graceful-callback", daemon=True).start()
+
+
+def _enter_job_context() -> None:
+    """Make rq.get_current_job() work on this helper thread too (RQ keeps it per thread)."""
+    if _state.job is None:
+        return
+    import rq.job
+
+    current = getattr(rq.job, "_current_job", None)  # a ContextVar in RQ 2.x and 3.x
+    if current is not None:
+        current.set(_state.job)
+    elif hasattr(rq.job, "_job_stack"):  # pragma: no cover - older RQ
+        rq.job._job_stack.push(_state.job)
 
 
 def _notify(reason: str) -> None:

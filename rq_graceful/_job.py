@@ -8,7 +8,7 @@ from rq.job import Job
 
 from . import _horse
 
-__all__ = ["META_KEY", "GracefulJob", "GracefulJobMixin", "interruptions_of"]
+__all__ = ["META_KEY", "GracefulJob", "GracefulJobMixin", "GracefulTask", "interruptions_of"]
 
 #: The key of rq_graceful's record in ``job.meta``; dashboards show it as is.
 META_KEY = "rq_graceful"
@@ -62,3 +62,19 @@ class GracefulJobMixin:
 
 class GracefulJob(GracefulJobMixin, Job):
     """The job class rq_graceful.Worker uses unless told otherwise."""
+
+
+class GracefulTask:
+    """For class-based jobs (an enqueued callable instance, or an instance method).
+
+    Override ``on_shutdown_requested`` to be called on a helper thread of the
+    work horse at the soft notice, as with GracefulJob.
+    """
+
+    @property
+    def shutdown_requested(self) -> bool:
+        """True once the worker running this job was asked to shut down or to stop it."""
+        return _horse.shutdown_requested()
+
+    def on_shutdown_requested(self) -> None:
+        """Called on a helper thread of the work horse at the soft notice; does nothing by default."""

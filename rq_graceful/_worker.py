@@ -778,7 +778,10 @@ def _shutdown_hooks(job: Job) -> list[Any]:
     hooks = []
     if isinstance(job, GracefulJobMixin):
         hooks.append(job.on_shutdown_requested)
-    instance = getattr(job, "_instance", None)
+    try:
+        instance = job.instance  # deserialized on first use, as job.perform() would
+    except Exception:  # let perform() report an unreadable job as RQ does
+        instance = None
     hook = getattr(instance, "on_shutdown_requested", None)
     if callable(hook):
         hooks.append(hook)

@@ -119,3 +119,65 @@ def pid_of_horse(tag: str) -> int:
 def fast(tag: str) -> str:
     _conn().incr(f"t:{tag}:count")
     return "ok"
+
+
+def pg_sleeper(tag: str, dsn: str) -> str:
+    """Blocked in PostgreSQL's pg_sleep(60): only a callback that cancels the query can free it."""
+    import psycopg
+
+    from rq_graceful import on_shutdown
+
+    with psycopg.connect(dsn, autocommit=True) as pg:
+        on_shutdown(pg.cancel)
+        mark(tag, "started")
+        try:
+            pg.execute("SELECT pg_sleep(60)")
+        except psycopg.errors.QueryCanceled:
+            mark(tag, "cancelled")
+            raise ShutdownRequested from None
+    mark(tag, "finished")
+    return "slept"
+
+
+def bad_callbacks(tag: str, seconds: float) -> str:
+    """Registers a callback that raises and one that hangs, then behaves like attentive()."""
+    from rq_graceful import on_shutdown
+
+    def raising() -> None:
+        raise RuntimeError("callback boom")
+
+    def hanging() -> None:
+        time.sleep(3600)
+
+    on_shutdown(raising)
+    on_shutdown(hanging)
+    on_shutdown(lambda: mark(tag, "callback"))
+    return attentive(tag, seconds)
+
+
+from rq_graceful import GracefulJob, GracefulTask  # noqa: E402
+
+
+class HookedJob(GracefulJob):
+    """A user's job class: its hook runs at the notice."""
+
+    def on_shutdown_requested(self) -> None:
+        self.connection.set(f"t:{self.args[0]}:hook", repr(time.monotonic()))
+
+
+class Importer(GracefulTask):
+    """A class-based job: an instance is enqueued and called."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+
+    def on_shutdown_requested(self) -> None:
+        mark(self.tag, "task_hook")
+
+    def __call__(self, seconds: float) -> str:
+        return attentive(self.tag, seconds)
+
+
+def dependent(tag: str) -> str:
+    mark(tag, "ran")
+    return "ok"

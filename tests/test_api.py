@@ -25,14 +25,17 @@ def test_public_names_are_pinned() -> None:
         "GracefulDeathPenalty",
         "GracefulJob",
         "GracefulJobMixin",
+        "GracefulTask",
         "Mode",
         "Platform",
         "Settings",
         "ShutdownRequested",
         "Worker",
         "on_shutdown",
+        "send_graceful_stop",
         "shield",
         "shutdown_requested",
+        "signals",
     ]
     for name in rq_graceful.__all__:
         assert getattr(rq_graceful, name).__doc__, f"{name} has no docstring"
