@@ -79,9 +79,7 @@ def one_run(
     conn.flushall()
     queue = Queue("default", connection=conn)
     key = f"bench:{time.monotonic_ns()}"
-    worker = WorkerProcess(
-        url, env={"PYTHONPATH": str(HERE), **env}, log_dir=log_dir, worker_class=worker_class
-    )
+    worker = WorkerProcess(url, env={"PYTHONPATH": str(HERE), **env}, log_dir=log_dir, worker_class=worker_class)
     try:
         worker.wait_ready()
         queue.enqueue(bench_jobs.reporter, key, 60, swallow)
@@ -138,9 +136,7 @@ def idle_run(url: str, log_dir: Path, worker_class: str = "rq_graceful.Worker") 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--json", type=Path, default=HERE / "results" / "reaction.json")
     args = parser.parse_args()

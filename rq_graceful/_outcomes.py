@@ -90,9 +90,7 @@ def _settle(worker: Worker, job: Job, queue: Queue, execution: Any | None, owner
                 pipe.execute()
             except redis.exceptions.WatchError:
                 continue
-            logger.info(
-                "rq_graceful: job %s requeued at the front of %s (interruption %d)", job.id, queue.name, count
-            )
+            logger.info("rq_graceful: job %s requeued at the front of %s (interruption %d)", job.id, queue.name, count)
             signals.send(signals.job_requeued, worker, job=job, interruptions=count, at=time.monotonic())
             return "requeued"
 

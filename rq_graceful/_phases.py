@@ -126,9 +126,7 @@ class Controller:
         self.sequence = None
         if self.shutdown_mode is None or self.shutdown_started is None:
             return []
-        self.sequence = Sequence.start(
-            Reason.SHUTDOWN, self.shutdown_started, self.settings.budget(self.shutdown_mode)
-        )
+        self.sequence = Sequence.start(Reason.SHUTDOWN, self.shutdown_started, self.settings.budget(self.shutdown_mode))
         return self.sequence.advance(now)
 
     def job_ended(self) -> None:

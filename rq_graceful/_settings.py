@@ -331,9 +331,7 @@ class Settings:
         notes: list[str] = []
         unknown = set(arguments) - set(_BY_FIELD)
         if unknown:
-            raise ConfigurationError(
-                f"unknown setting(s) {', '.join(sorted(unknown))}; known: {', '.join(_BY_FIELD)}"
-            )
+            raise ConfigurationError(f"unknown setting(s) {', '.join(sorted(unknown))}; known: {', '.join(_BY_FIELD)}")
         for s in SETTINGS:
             if s.field in arguments:
                 values[s.field] = _check_argument(s, arguments[s.field])
@@ -362,9 +360,7 @@ class Settings:
                 if differs:
                     notes.append(f"{s.variable}={main!r} and {s.alias}={alias!r} differ; {s.variable} wins")
         if values["term_child"] and values["graceful_term"]:
-            notes.append(
-                "TERM_CHILD and GRACEFUL_TERM are both set; TERM_CHILD wins (halfway graceful), as in Resque"
-            )
+            notes.append("TERM_CHILD and GRACEFUL_TERM are both set; TERM_CHILD wins (halfway graceful), as in Resque")
         detected = detect_platform(env, dockerenv)
         settings = cls(detected_platform=detected, sources=sources, **values)
         if settings.enforced_deadline is not None and settings.safety_margin >= settings.enforced_deadline:
@@ -442,9 +438,7 @@ class Settings:
             return []
         b = self.budget()
         assert b.raise_at is not None and b.kill_at is not None
-        where = (
-            f"the kill deadline ({deadline:g}s from {self.deadline_origin}, margin {self.safety_margin:g}s)"
-        )
+        where = f"the kill deadline ({deadline:g}s from {self.deadline_origin}, margin {self.safety_margin:g}s)"
         if self.mode is Mode.ENTIRE:
             if b.kill_at - b.raise_at < self.term_timeout - 1e-9:
                 return [

@@ -270,9 +270,7 @@ class Worker(rq.worker.Worker):
                     self.reorder_queues(reference_queue=queue)
                     job.redis_server_version = self.get_redis_server_version()
                     if self.log_job_description:
-                        self.log.info(
-                            "Worker %s: %s: %s (%s)", self.name, queue.name, job.description, job.id
-                        )
+                        self.log.info("Worker %s: %s: %s (%s)", self.name, queue.name, job.description, job.id)
                     else:
                         self.log.info("Worker %s: %s: %s", self.name, queue.name, job.id)
                 break
@@ -433,9 +431,7 @@ class Worker(rq.worker.Worker):
         try:
             settle_interrupted(self, job, queue, execution)
         except Exception:
-            logger.exception(
-                "rq_graceful: could not settle interrupted job %s; leaving it to the worker", job.id
-            )
+            logger.exception("rq_graceful: could not settle interrupted job %s; leaving it to the worker", job.id)
             return _horse.EXIT_UNSETTLED
         return _horse.EXIT_REQUEUED
 
@@ -516,9 +512,7 @@ class Worker(rq.worker.Worker):
                 )
                 outcome = settle_interrupted(self, job, queue, None, owner=owner)
                 if outcome != "untouched":
-                    logger.warning(
-                        "rq_graceful: recovered job %s of killed worker %s: %s", job.id, owner, outcome
-                    )
+                    logger.warning("rq_graceful: recovered job %s of killed worker %s: %s", job.id, owner, outcome)
                     signals.send(
                         signals.job_recovered,
                         self,
@@ -619,9 +613,7 @@ class Worker(rq.worker.Worker):
             if exc.errno not in (errno.EPIPE, errno.EBADF):
                 raise
 
-    def _after_horse(
-        self, job: Job, queue: Queue, execution: Any, status: int, rusage: Any, killed: bool
-    ) -> None:
+    def _after_horse(self, job: Job, queue: Queue, execution: Any, status: int, rusage: Any, killed: bool) -> None:
         """RQ's tail of monitor_work_horse, with interruptions settled instead of failed."""
         _close_quietly(self._horse_w)
         self._horse_w = -1
@@ -632,9 +624,7 @@ class Worker(rq.worker.Worker):
         if self._controller.shutting_down:
             self._stop_requested = True
         code = os.waitstatus_to_exitcode(status) if status else 0
-        self._outcome = self._settle_after_horse(
-            job, queue, execution, code, seq, killed, horse_pid, status, rusage
-        )
+        self._outcome = self._settle_after_horse(job, queue, execution, code, seq, killed, horse_pid, status, rusage)
         try:
             _lease.release(self.connection, job.id)
         except redis.exceptions.RedisError:  # it expires; recovery finds the job settled and forgets it
@@ -663,9 +653,7 @@ class Worker(rq.worker.Worker):
             if hasattr(self, "_handle_stopped_job"):
                 self._handle_stopped_job(job, queue, execution)
             else:
-                _compat.handle_job_failure(
-                    self, job, queue, "Job stopped by user, work-horse terminated.", execution
-                )
+                _compat.handle_job_failure(self, job, queue, "Job stopped by user, work-horse terminated.", execution)
             return "stopped"
         if code == _horse.EXIT_REQUEUED:
             return self._outcome_of(job)

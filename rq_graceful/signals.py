@@ -61,13 +61,11 @@ shutdown_requested_sent = graceful.signal(
 )
 horse_killed = graceful.signal(
     "horse-killed",
-    doc="The worker SIGKILLed the work horse at the end of the term timeout. Keyword arguments: job_id, "
-    "pid, at, t.",
+    doc="The worker SIGKILLed the work horse at the end of the term timeout. Keyword arguments: job_id, pid, at, t.",
 )
 job_requeued = graceful.signal(
     "job-requeued",
-    doc="An interrupted job went back to the front of its queue. Keyword arguments: job (the Job), "
-    "interruptions, at.",
+    doc="An interrupted job went back to the front of its queue. Keyword arguments: job (the Job), interruptions, at.",
 )
 job_failed = graceful.signal(
     "job-failed-by-interruption",

@@ -62,9 +62,7 @@ def test_graceful_job_is_an_rq_job() -> None:
 
 
 @pytest.mark.integration
-def test_keyword_arguments_win_over_the_environment(
-    conn: redis.Redis, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_keyword_arguments_win_over_the_environment(conn: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TERM_CHILD", "0")
     monkeypatch.setenv("RESQUE_TERM_TIMEOUT", "9")
     worker = Worker([Queue(connection=conn)], connection=conn, term_child=True, term_timeout=2)
@@ -98,9 +96,7 @@ def test_a_job_class_without_the_mixin_runs_in_reduced_mode(conn: redis.Redis) -
 
 
 @pytest.mark.integration
-def test_hydrated_workers_do_not_read_the_environment(
-    conn: redis.Redis, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_hydrated_workers_do_not_read_the_environment(conn: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
     worker = Worker([Queue(connection=conn)], connection=conn, name="hydrate-me")
     worker.register_birth()
     monkeypatch.setenv("TERM_CHILD", "maybe")  # rq info --worker-class must still list it

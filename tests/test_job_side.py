@@ -99,9 +99,7 @@ def test_a_job_class_without_the_mixin_still_requeues(start_worker, conn) -> Non
 # -- checkpoints ---------------------------------------------------------------------------
 
 
-def _interrupt_once(
-    start_worker, conn, tag: str, env: dict[str, str], args: list[str], items_before: int
-) -> None:
+def _interrupt_once(start_worker, conn, tag: str, env: dict[str, str], args: list[str], items_before: int) -> None:
     worker = start_worker(env=env, args=args)
     wait_for(lambda: conn.llen(f"t:{tag}:done") >= items_before, 30, f"{items_before} items done")
     worker.send(signal.SIGTERM, "all")
@@ -109,9 +107,7 @@ def _interrupt_once(
 
 
 @pytest.mark.parametrize("serializer", [None, JSONSerializer], ids=["pickle", "json"])
-def test_checkpointing_job_interrupted_twice_runs_every_item_exactly_once(
-    start_worker, conn, serializer
-) -> None:
+def test_checkpointing_job_interrupted_twice_runs_every_item_exactly_once(start_worker, conn, serializer) -> None:
     queue = Queue("default", connection=conn, serializer=serializer)
     args = ["--serializer", "rq.serializers.JSONSerializer"] if serializer else []
     env = {**HALFWAY, "RESQUE_PRE_SHUTDOWN_TIMEOUT": "5", "RESQUE_TERM_TIMEOUT": "5"}
@@ -217,9 +213,7 @@ def test_a_live_horse_keeps_its_job_from_recovery(start_worker, queue, conn) -> 
 # -- graceful stop from anywhere ---------------------------------------------------------------
 
 
-def test_send_graceful_stop_runs_the_halfway_sequence_and_leaves_the_job_stopped(
-    start_worker, queue, conn
-) -> None:
+def test_send_graceful_stop_runs_the_halfway_sequence_and_leaves_the_job_stopped(start_worker, queue, conn) -> None:
     worker = start_worker(env={"RQ_GRACEFUL_PRE_SHUTDOWN_TIMEOUT": "0.3", "RQ_GRACEFUL_TERM_TIMEOUT": "2"})
     job = queue.enqueue(jobs.attentive, "stopme", 60)
     queue.enqueue(jobs.fast, "afterstop")

@@ -286,17 +286,13 @@ def test_docker_is_detected_by_its_file(tmp_path: object) -> None:
 
 
 def test_heroku_halfway_that_fits_is_untouched() -> None:
-    s = settings(
-        {"DYNO": "w.1", "TERM_CHILD": "1", "RESQUE_PRE_SHUTDOWN_TIMEOUT": "20", "RESQUE_TERM_TIMEOUT": "8"}
-    )
+    s = settings({"DYNO": "w.1", "TERM_CHILD": "1", "RESQUE_PRE_SHUTDOWN_TIMEOUT": "20", "RESQUE_TERM_TIMEOUT": "8"})
     assert s.warnings == ()
     assert (s.budget().raise_at, s.budget().kill_at) == (20.0, 28.0)
 
 
 def test_heroku_halfway_that_overruns_is_clamped_with_a_warning() -> None:
-    s = settings(
-        {"DYNO": "w.1", "TERM_CHILD": "1", "RESQUE_PRE_SHUTDOWN_TIMEOUT": "25", "RESQUE_TERM_TIMEOUT": "10"}
-    )
+    s = settings({"DYNO": "w.1", "TERM_CHILD": "1", "RESQUE_PRE_SHUTDOWN_TIMEOUT": "25", "RESQUE_TERM_TIMEOUT": "10"})
     b = s.budget()
     assert b.kill_at == 30 - 1 - TEARDOWN_RESERVE
     assert b.raise_at == b.kill_at - 10

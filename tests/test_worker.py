@@ -204,9 +204,7 @@ def test_a_job_that_swallows_shutdown_requested_is_killed_on_time(start_worker, 
     assert worker.processes() == []  # the horse is gone too
 
 
-def test_pre_shutdown_lets_a_short_job_finish_and_the_worker_exits_when_it_ends(
-    start_worker, queue, conn
-) -> None:
+def test_pre_shutdown_lets_a_short_job_finish_and_the_worker_exits_when_it_ends(start_worker, queue, conn) -> None:
     worker = start_worker(env={**HALFWAY, "RESQUE_PRE_SHUTDOWN_TIMEOUT": "20", "RESQUE_TERM_TIMEOUT": "5"})
     job = queue.enqueue(jobs.attentive, "short", 1.5)
     reached(conn, "short", "started")
