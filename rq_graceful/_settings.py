@@ -236,6 +236,31 @@ SETTINGS: tuple[Setting, ...] = (
 _BY_FIELD = {s.field: s for s in SETTINGS}
 
 
+def _default_text(setting: Setting) -> str:
+    if setting.field == "kill_deadline":
+        return "platform's"
+    value = setting.default
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def settings_table() -> str:
+    """The Markdown table of every setting, generated from SETTINGS (README and docs)."""
+    rows = [
+        "| variable | Resque alias | value | default | meaning |",
+        "|---|---|---|---|---|",
+    ]
+    for s in SETTINGS:
+        alias = f"`{s.alias}`" if s.alias else ""
+        rows.append(f"| `{s.variable}` | {alias} | {s.expected} | {_default_text(s)} | {s.doc} |")
+    return "\n".join(rows)
+
+
 def _check_argument(setting: Setting, value: Any) -> Any:
     """Validate a keyword argument given to Worker(...) as a Python value."""
     if isinstance(value, str):
