@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
+from ._threads import start_quiet_thread
+
 __all__ = ["ShutdownRequested", "on_shutdown", "shield", "shutdown_requested"]
 
 logger = logging.getLogger("rq.worker.graceful")
@@ -143,7 +145,7 @@ def _run_callback(callback: Callable[[], object]) -> None:
         except Exception:
             logger.exception("rq_graceful: shutdown callback %r raised", callback)
 
-    threading.Thread(target=run, name="rq_graceful-callback", daemon=True).start()
+    start_quiet_thread(run, "rq_graceful-callback")
 
 
 def _enter_job_context() -> None:
@@ -203,22 +205,8 @@ def _listen(fd: int) -> None:
                 _request_raise()
 
 
-#: Signals the horse's helper threads never take, so that a signal meant for
-#: the job (RQ's SIGALRM timeout, ours) interrupts the main thread.
-_BLOCK_IN_HELPERS = set(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
-
-
 def set_job(job: object) -> None:
     _state.job = job
-
-
-def start_helper(target: Callable[..., object], name: str, *args: object) -> None:
-    """Start a daemon thread that takes none of the signals meant for the job's thread."""
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _BLOCK_IN_HELPERS)
-    try:
-        threading.Thread(target=target, args=args, name=name, daemon=True).start()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def start(fd: int, orphaned: Callable[[], None]) -> None:
@@ -232,4 +220,4 @@ def start(fd: int, orphaned: Callable[[], None]) -> None:
     for sig in (signal.SIGCONT, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
     signal.signal(RAISE_SIGNAL, _on_raise_signal)
-    start_helper(_listen, "rq_graceful-listener", fd)
+    start_quiet_thread(_listen, "rq_graceful-listener", fd)

@@ -39,6 +39,7 @@ from ._job import GracefulJob, GracefulJobMixin
 from ._outcomes import settle_interrupted
 from ._phases import Action, Controller, Reason, Sequence
 from ._settings import SETTINGS, Mode, Settings
+from ._threads import start_quiet_thread
 
 if TYPE_CHECKING:
     from rq.queue import Queue
@@ -58,6 +59,8 @@ HANDLED_SIGNALS = (
     signal.SIGCHLD,
 )
 _SETTING_FIELDS = frozenset(s.field for s in SETTINGS)
+#: How long a process about to exit waits for event receivers to finish.
+EVENT_FLUSH_TIMEOUT = 0.2
 
 
 class GracefulDeathPenalty(UnixSignalDeathPenalty):
@@ -401,7 +404,7 @@ class Worker(rq.worker.Worker):
         execution = _compat.current_execution(self, args[0] if args else kwargs.get("execution"))
         self._horse_job = (job, queue, execution)
         _horse.set_job(job)
-        _horse.start_helper(self._renew_lease, "rq_graceful-lease", job.id)
+        start_quiet_thread(self._renew_lease, "rq_graceful-lease", job.id)
         for hook in _shutdown_hooks(job):
             _horse.on_shutdown(hook)
         perform = job.perform
@@ -415,7 +418,10 @@ class Worker(rq.worker.Worker):
                 raise  # not reached: _finish_interrupted exits the horse
 
         job.perform = perform_in_window  # type: ignore[method-assign]
-        return bool(super().perform_job(job, queue, *args, **kwargs))
+        try:
+            return bool(super().perform_job(job, queue, *args, **kwargs))
+        finally:
+            signals.flush(EVENT_FLUSH_TIMEOUT)  # RQ's horse exits right after
 
     def _finish_interrupted(self, job: Job, queue: Queue, execution: Any, reason: str) -> None:
         """In the horse: the job let ShutdownRequested escape. Settle it and exit."""
@@ -424,6 +430,7 @@ class Worker(rq.worker.Worker):
         if reason != Reason.STOP.value:
             with self._settle_lock:
                 code = self._settle_in_horse(job, queue, execution)
+        signals.flush(EVENT_FLUSH_TIMEOUT)
         logging.shutdown()
         os._exit(code)
 
@@ -572,7 +579,10 @@ class Worker(rq.worker.Worker):
                     self.kill_horse()
                     killed = True
                     continue
-                _compat.maintain_heartbeats(self, job, execution)
+                try:
+                    _compat.maintain_heartbeats(self, job, execution)
+                except redis.exceptions.RedisError:
+                    logger.warning("rq_graceful: heartbeat failed; Redis unreachable?", exc_info=True)
             deadline = c.next_deadline()
             self._wait(min(next_beat, deadline if deadline is not None else next_beat) - time.monotonic())
         self._after_horse(job, queue, execution, status, rusage, killed)
@@ -643,9 +653,13 @@ class Worker(rq.worker.Worker):
         rusage: Any,
     ) -> str:
         if code == 0:
+            self._kill_leftovers(horse_pid)
             return "finished"
+        self._kill_leftovers(horse_pid)
         try:
             job_status = job.get_status()
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            job_status = None  # settle below, retrying within the time left
         except Exception:
             return "finished"  # finished, and its result expired at once
         if code == _horse.EXIT_STOPPED or (seq is not None and seq.reason is Reason.STOP and code < 0):
@@ -657,7 +671,9 @@ class Worker(rq.worker.Worker):
             return "stopped"
         if code == _horse.EXIT_REQUEUED:
             return self._outcome_of(job)
-        if code == _horse.EXIT_UNSETTLED or (seq is not None and code < 0) or (killed and seq is not None):
+        # During a shutdown, a horse that did not exit cleanly was interrupted (a signal), or could not
+        # record the outcome (Redis unreachable): settle it, if it is still marked as started.
+        if code == _horse.EXIT_UNSETTLED or (seq is not None and code != 0) or (killed and seq is not None):
             budget = self._time_left()
             try:
                 return settle_interrupted(self, job, queue, execution, budget=budget)
@@ -668,6 +684,9 @@ class Worker(rq.worker.Worker):
                     job.id,
                 )
                 return "unknown"
+        if job_status is None:
+            logger.error("rq_graceful: Redis unreachable; job %s left under an expiring lease for recovery", job.id)
+            return "unknown"
         if job_status not in (JobStatus.FINISHED, JobStatus.FAILED):
             job.ended_at = now()
             signal_msg = f" (signal {-code})" if code < 0 else ""
@@ -676,6 +695,12 @@ class Worker(rq.worker.Worker):
             self.handle_work_horse_killed(job, horse_pid, status, rusage)
             _compat.handle_job_failure(self, job, queue, exc_string, execution)
         return "failed"
+
+    def _kill_leftovers(self, horse_pid: int) -> None:
+        """SIGKILL what the job left running in the horse's process group (children it forked)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(horse_pid, signal.SIGKILL)
+            logger.warning("rq_graceful: killed processes the job left behind (process group %d)", horse_pid)
 
     def _outcome_of(self, job: Job) -> str:
         """After the horse settled an interrupted job itself: requeued, or failed."""
@@ -701,7 +726,10 @@ class Worker(rq.worker.Worker):
         self._keeper_stop.set()
         if self.scheduler:
             self.stop_scheduler()
-        self.register_death()
+        try:
+            self.register_death()
+        except redis.exceptions.RedisError:  # the worker's key expires on its own
+            logger.warning("rq_graceful: could not deregister from Redis", exc_info=True)
         self.unsubscribe()
         self._restore_signals()
         if self._dequeue_connection is not None:
@@ -711,6 +739,7 @@ class Worker(rq.worker.Worker):
             duration = at - self._controller.shutdown_started
             logger.info("rq_graceful: shutdown finished in %.3fs (%s)", duration, self._outcome)
             signals.send(signals.shutdown_finished, self, duration=duration, outcome=self._outcome, at=at)
+            signals.flush(EVENT_FLUSH_TIMEOUT)
             # The process is about to end: spare it the final garbage collection over
             # everything RQ and redis-py imported (30-60 ms here), which would otherwise
             # eat into the platform's deadline. atexit handlers still run.

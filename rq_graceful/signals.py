@@ -11,8 +11,9 @@ Connect a receiver to log, count or report them::
 Every signal is sent with the worker (or, in the work horse, the job) as
 sender and its facts as keyword arguments; ``at`` is the time it happened on
 the monotonic clock (``time.monotonic()``), ``t`` the seconds since the
-shutdown started. A receiver that raises is logged and never breaks a
-shutdown; the other receivers still run.
+shutdown started. Receivers run on a helper thread, in the order the
+events were sent: a receiver that raises is logged, one that hangs delays
+nothing, and neither breaks a shutdown; the other receivers still run.
 
 The job-settling signals are sent by the process that settled the job: the
 work horse when ShutdownRequested escaped the job, the worker after it
@@ -23,9 +24,14 @@ Receivers connected before the worker starts are present in both.
 from __future__ import annotations
 
 import logging
+import os
+import queue
+import threading
 from typing import Any
 
 from blinker import NamedSignal, Namespace
+
+from ._threads import start_quiet_thread
 
 __all__ = [
     "graceful",
@@ -89,12 +95,46 @@ shutdown_noticed = graceful.signal(
 )
 
 
+# Receivers run on a dispatcher thread, one event after another in the order sent, so that a receiver
+# that raises or hangs never delays a shutdown. The process flushes it, within a bound, before it exits.
+
+_dispatch: queue.SimpleQueue[tuple[NamedSignal, Any, dict[str, Any]] | threading.Event] | None = None
+_dispatch_pid = 0
+
+
 def send(event: NamedSignal, sender: Any, /, **kwargs: Any) -> None:
-    """Send ``event`` to each receiver in turn; a receiver that raises is logged, not propagated."""
+    """Send ``event`` to its receivers on the dispatcher thread (nothing to do without receivers)."""
     if not event.receivers:
         return
-    for receiver in list(event.receivers_for(sender)):
-        try:
-            receiver(sender, **kwargs)
-        except Exception:
-            logger.exception("rq_graceful: a receiver of %r raised; carrying on", event.name)
+    _dispatcher().put((event, sender, kwargs))
+
+
+def flush(timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for the events sent so far to be delivered; True if they were."""
+    if _dispatch is None or _dispatch_pid != os.getpid():
+        return True
+    done = threading.Event()
+    _dispatch.put(done)
+    return done.wait(timeout)
+
+
+def _dispatcher() -> queue.SimpleQueue[tuple[NamedSignal, Any, dict[str, Any]] | threading.Event]:
+    global _dispatch, _dispatch_pid
+    if _dispatch is None or _dispatch_pid != os.getpid():  # new, or inherited through fork without its thread
+        _dispatch, _dispatch_pid = queue.SimpleQueue(), os.getpid()
+        start_quiet_thread(_deliver, "rq_graceful-events", _dispatch)
+    return _dispatch
+
+
+def _deliver(items: queue.SimpleQueue[tuple[NamedSignal, Any, dict[str, Any]] | threading.Event]) -> None:
+    while True:
+        item = items.get()
+        if isinstance(item, threading.Event):
+            item.set()
+            continue
+        event, sender, kwargs = item
+        for receiver in list(event.receivers_for(sender)):
+            try:
+                receiver(sender, **kwargs)
+            except Exception:
+                logger.exception("rq_graceful: a receiver of %r raised; carrying on", event.name)

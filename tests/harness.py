@@ -53,7 +53,8 @@ def free_port() -> int:
 class RedisServer:
     """A private redis-server on a free port, with its files in ``directory``."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, persistent: bool = False) -> None:
+        self.persistent = persistent
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError(NO_REDIS_MESSAGE)
@@ -78,7 +79,9 @@ class RedisServer:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if self.persistent else "no",
+                "--appendfsync",
+                "always",
                 "--dir",
                 str(self.directory),
                 "--daemonize",

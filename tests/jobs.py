@@ -181,3 +181,20 @@ class Importer(GracefulTask):
 def dependent(tag: str) -> str:
     mark(tag, "ran")
     return "ok"
+
+
+def leaves_a_child(tag: str, seconds: float, swallow: bool) -> str:
+    """Forks a child that would outlive the job, then runs like swallower() or plain()."""
+    import subprocess
+
+    child = subprocess.Popen(["sleep", "300"])
+    _conn().set(f"t:{tag}:child", child.pid)
+    return swallower(tag, seconds) if swallow else plain(tag, seconds)
+
+
+def quiet_after_notice(tag: str, seconds: float) -> str:
+    """Marks that it was told, then touches Redis no more (Redis may be gone); lets ShutdownRequested escape."""
+    mark(tag, "started")
+    _wait_for_notice(tag, seconds)
+    time.sleep(seconds)
+    return "done"

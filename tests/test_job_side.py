@@ -251,7 +251,8 @@ def test_events_arrive_in_order_with_their_times(start_worker, queue, conn, redi
     reached(conn, "ev", "started")
     t0 = worker.send(signal.SIGTERM)
     assert worker.wait_exit(10) == 0
-    events = [e.decode().split("|") for e in conn.lrange("events", 0, -1)]
+    # each process delivers its events in order; across the worker and its horse, order by time
+    events = sorted((e.decode().split("|") for e in conn.lrange("events", 0, -1)), key=lambda e: float(e[1]))
     names = [name for name, _, _ in events]
     assert names == [
         "shutdown-started",
@@ -283,8 +284,31 @@ def test_send_logs_a_raising_receiver_and_still_calls_the_others(caplog: pytest.
 
     with signals.job_requeued.connected_to(boom), signals.job_requeued.connected_to(good):
         signals.send(signals.job_requeued, "worker", interruptions=1)
+        assert signals.flush(5)
     assert calls == [{"interruptions": 1}]
     assert "boom" in caplog.text
+
+
+def test_a_hanging_receiver_delays_nothing() -> None:
+    import threading
+
+    release = threading.Event()
+    calls = []
+
+    def hang(sender: object, **kw: object) -> None:
+        release.wait(30)
+
+    def after(sender: object, **kw: object) -> None:
+        calls.append(kw)
+
+    with signals.job_notified.connected_to(hang), signals.job_notified.connected_to(after):
+        started = time.monotonic()
+        signals.send(signals.job_notified, "worker", job_id="x")
+        assert time.monotonic() - started < 0.1  # the sender goes on at once
+        assert not signals.flush(0.2)  # and a bounded flush gives up
+        release.set()
+        assert signals.flush(5)
+    assert calls == [{"job_id": "x"}]
 
 
 def test_every_signal_has_a_doc() -> None:
