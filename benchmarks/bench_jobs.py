@@ -10,10 +10,6 @@ from rq import get_current_job
 from rq_graceful import ShutdownRequested, on_shutdown, shield, shutdown_requested
 
 
-def noop() -> None:
-    return None
-
-
 def reporter(key: str, seconds: float, swallow: bool) -> str:
     """Reports its pid, when it is told (flag polled every 0.2 ms, and callback), and when an exception
     (ShutdownRequested, or HerokuWorker's ShutDownImminentException) reaches it."""

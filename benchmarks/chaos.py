@@ -5,8 +5,9 @@
 Two workers run; every ``interval`` seconds the oldest gets SIGTERM (to every process of it, as Heroku and
 systemd send it, or to its main pid, as Kubernetes and Docker do), a replacement starts at once, and the
 old one is SIGKILLed with its whole session ``deadline`` seconds after its TERM if it is still there. A
-feeder keeps the queue stocked with plain jobs (0.3 to 2.5 s of sleep) and checkpointing jobs (20 items of
-0.1 s, each item shielded, the checkpoint saved on notice). After the last restart, the last workers drain
+feeder keeps the queue stocked with plain jobs (0.3 to 6 s of sleep) and checkpointing jobs (30 items of
+0.1 s, each item shielded, the checkpoint saved on notice): many jobs outlast the 3 s grace period.
+After the last restart, the last workers drain
 the queue and the jobs are counted:
 
 - finished; failed (or stopped); lost (gone, or marked queued but in no queue);
@@ -68,10 +69,10 @@ def run(
         while len(queue) < STOCK:
             n = len(kinds)
             if n % 2:
-                job = queue.enqueue(bench_jobs.items, f"c:{n}", 20, 0.1, job_timeout=600)
+                job = queue.enqueue(bench_jobs.items, f"c:{n}", 30, 0.1, job_timeout=600)
                 kinds[job.id] = "checkpointing"
             else:
-                job = queue.enqueue(bench_jobs.sleeper, f"c:{n}", rng.uniform(0.3, 2.5), job_timeout=600)
+                job = queue.enqueue(bench_jobs.sleeper, f"c:{n}", rng.uniform(0.3, 6.0), job_timeout=600)
                 kinds[job.id] = "plain"
             conn.hset(f"c:{n}", "job", job.id)
 

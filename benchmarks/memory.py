@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import bench_jobs
+import bench_noop
 import redis
 from common import CLASSES, RESULTS, RedisServer, machine, worker
 from rq import Queue
@@ -29,20 +30,26 @@ def rss_kib(pid: int) -> int:
 
 
 def one(url: str, conn: redis.Redis, tmp: Path, worker_class: str, jobs: int, every: int) -> list[tuple[int, int]]:
+    """Start the worker, wait until it is ready (imports done), then feed it ``jobs`` jobs and sample."""
     conn.flushall()
     queue = Queue("default", connection=conn)
-    for start in range(0, jobs, 1000):
-        queue.enqueue_many([Queue.prepare_data(bench_jobs.noop, result_ttl=0) for _ in range(min(1000, jobs - start))])
-    proc = worker(url, tmp, worker_class, args=["--burst", "--quiet"])
-    samples: list[tuple[int, int]] = []
+    proc = worker(url, tmp, worker_class, args=["--quiet"]).wait_ready()
+    samples: list[tuple[int, int]] = [(0, rss_kib(proc.pid))]
     try:
-        next_mark = 0
-        while proc.alive():
+        for start in range(0, jobs, 1000):
+            queue.enqueue_many(
+                [Queue.prepare_data(bench_noop.noop, result_ttl=0) for _ in range(min(1000, jobs - start))]
+            )
+        next_mark = every
+        while True:
             done = jobs - len(queue)
             if done >= next_mark:
                 samples.append((done, rss_kib(proc.pid)))
                 next_mark += every
+            if done >= jobs:
+                break
             time.sleep(0.01)
+        proc.send(signal.SIGTERM)
         assert proc.wait_exit(60) == 0
     finally:
         proc.kill_everything()

@@ -30,7 +30,7 @@ def one(url: str, conn: redis.Redis, tmp: Path) -> float:
     first = worker(url, tmp, CLASSES["rq_graceful.Worker"]).wait_ready()
     job = queue.enqueue(bench_jobs.reporter, key, 3600, False)
     wait_for(lambda: conn.hget(key, "started"), 20, "the job to start")
-    second = worker(url, tmp, CLASSES["rq_graceful.Worker"], args=["--name", f"second-{key}"])
+    second = worker(url, tmp, CLASSES["rq_graceful.Worker"])
     second.wait_ready()
     # the second worker takes the job once it is requeued: pause it so that "queued" can be seen
     second.send(signal.SIGUSR2)

@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-import bench_jobs
+import bench_noop
 import redis
 from common import CLASSES, RESULTS, RedisServer, machine, worker
 from rq import Queue
@@ -25,7 +25,7 @@ from rq.job import Job
 def one_round(url: str, conn: redis.Redis, tmp: Path, worker_class: str, jobs: int) -> float:
     conn.flushall()
     queue = Queue("default", connection=conn)
-    ids = [job.id for job in queue.enqueue_many([Queue.prepare_data(bench_jobs.noop) for _ in range(jobs)])]
+    ids = [job.id for job in queue.enqueue_many([Queue.prepare_data(bench_noop.noop) for _ in range(jobs)])]
     proc = worker(url, tmp, worker_class, args=["--burst", "--quiet"])
     try:
         code = proc.wait_exit(600)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from ._threads import start_quiet_thread
+from ._threads import start_quiet_thread, start_quiet_thread_nowait
 
 __all__ = ["ShutdownRequested", "on_shutdown", "shield", "shutdown_requested"]
 
@@ -220,4 +220,4 @@ def start(fd: int, orphaned: Callable[[], None]) -> None:
     for sig in (signal.SIGCONT, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
     signal.signal(RAISE_SIGNAL, _on_raise_signal)
-    start_quiet_thread(_listen, "rq_graceful-listener", fd)
+    start_quiet_thread_nowait(_listen, fd)

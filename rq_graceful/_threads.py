@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _thread
 import signal
 import threading
 from collections.abc import Callable
@@ -20,3 +21,13 @@ def start_quiet_thread(target: Callable[..., object], name: str, *args: object) 
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     return thread
+
+
+def start_quiet_thread_nowait(target: Callable[..., object], *args: object) -> None:
+    """Like start_quiet_thread, without waiting for the thread to be scheduled (it is not in
+    threading.enumerate()). For the work horse's listener: starting costs the job nothing."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, BLOCKED)
+    try:
+        _thread.start_new_thread(target, args)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)

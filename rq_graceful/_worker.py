@@ -39,7 +39,6 @@ from ._job import GracefulJob, GracefulJobMixin
 from ._outcomes import settle_interrupted
 from ._phases import Action, Controller, Reason, Sequence
 from ._settings import SETTINGS, Mode, Settings
-from ._threads import start_quiet_thread
 
 if TYPE_CHECKING:
     from rq.queue import Queue
@@ -120,6 +119,7 @@ class Worker(rq.worker.Worker):
         self._stop_job_requests: collections.deque[str] = collections.deque()
         self._outcome = "idle"
         self._horse_job: tuple[Job, Queue, Any] | None = None
+        self._lease_renewed = 0.0
 
     # -- start ---------------------------------------------------------------
 
@@ -270,6 +270,9 @@ class Worker(rq.worker.Worker):
                     self._idle_blocked = False
                 if result is not None:
                     job, queue = result
+                    # The dequeue client exists only to be unblocked; from here on, the worker's own
+                    # connection serves the job, so that its horse opens one connection, not two.
+                    job.connection = queue.connection = self.connection
                     self.reorder_queues(reference_queue=queue)
                     job.redis_server_version = self.get_redis_server_version()
                     if self.log_job_description:
@@ -404,7 +407,6 @@ class Worker(rq.worker.Worker):
         execution = _compat.current_execution(self, args[0] if args else kwargs.get("execution"))
         self._horse_job = (job, queue, execution)
         _horse.set_job(job)
-        start_quiet_thread(self._renew_lease, "rq_graceful-lease", job.id)
         for hook in _shutdown_hooks(job):
             _horse.on_shutdown(hook)
         perform = job.perform
@@ -444,7 +446,8 @@ class Worker(rq.worker.Worker):
 
     def _orphaned(self) -> None:
         """In the horse, on the listener thread: the worker died. Stop on our own."""
-        grace = self.graceful_settings.term_timeout
+        # Nobody renews the job's lease now: be gone well before it can expire and the job be recovered.
+        grace = min(self.graceful_settings.term_timeout, _lease.FENCE)
 
         def finish() -> None:
             target = self._horse_job
@@ -457,23 +460,24 @@ class Worker(rq.worker.Worker):
         timer.daemon = True
         timer.start()
 
-    def _renew_lease(self, job_id: str) -> None:
-        """In the horse: keep the job's lease alive; fence the horse off if Redis stays unreachable."""
-        last_ok = time.monotonic()
-        while True:
-            try:
-                _lease.renew(self.connection, job_id, self.name)
-                last_ok = time.monotonic()
-            except redis.exceptions.RedisError:
-                if time.monotonic() - last_ok > _lease.FENCE:
-                    logger.error(
-                        "rq_graceful: could not renew the lease on job %s for %.0fs; stopping this horse "
-                        "before another worker may recover the job",
-                        job_id,
-                        _lease.FENCE,
-                    )
-                    os.killpg(os.getpgid(0), signal.SIGKILL)
-            time.sleep(_lease.RENEW)
+    def _renew_lease(self, job: Job, now_: float) -> bool:
+        """In the worker, while its horse runs: renew the job's lease. False once the horse must be fenced
+        off: Redis has been unreachable for so long that the lease may expire and another worker recover
+        the job while this horse still runs it."""
+        try:
+            _lease.renew(self.connection, job.id, self.name)
+        except redis.exceptions.RedisError:
+            if now_ - self._lease_renewed > _lease.FENCE:
+                logger.error(
+                    "rq_graceful: could not renew the lease on job %s for %.0fs; killing its horse before "
+                    "another worker may recover the job",
+                    job.id,
+                    _lease.FENCE,
+                )
+                return False
+            return True
+        self._lease_renewed = now_
+        return True
 
     def stand_in(self, name: str) -> Worker:
         """A Worker object in the name of another (dead) worker, to record its job's failure."""
@@ -553,6 +557,8 @@ class Worker(rq.worker.Worker):
         self._sequence_started = time.monotonic()
         interval = max(1.0, float(self.job_monitoring_interval))
         next_beat = time.monotonic() + interval
+        self._lease_renewed = time.monotonic()  # taken just before the fork
+        next_renew = self._lease_renewed + _lease.RENEW
         killed = False
         status = 0
         rusage = None
@@ -571,6 +577,12 @@ class Worker(rq.worker.Worker):
             if pid:
                 break
             t = time.monotonic()
+            if t >= next_renew:
+                next_renew = t + _lease.RENEW
+                if not self._renew_lease(job, t):
+                    self.kill_horse(signal.SIGKILL)
+                    killed = True
+                    continue
             if t >= next_beat:
                 next_beat = t + interval
                 working = (now() - job.started_at).total_seconds()
@@ -584,7 +596,8 @@ class Worker(rq.worker.Worker):
                 except redis.exceptions.RedisError:
                     logger.warning("rq_graceful: heartbeat failed; Redis unreachable?", exc_info=True)
             deadline = c.next_deadline()
-            self._wait(min(next_beat, deadline if deadline is not None else next_beat) - time.monotonic())
+            wake = min(next_beat, next_renew, deadline if deadline is not None else next_beat)
+            self._wait(wake - time.monotonic())
         self._after_horse(job, queue, execution, status, rusage, killed)
 
     def _carry_out(self, actions: Iterable[Action], job: Job) -> bool:

@@ -190,24 +190,22 @@ def test_job_of_a_sigkilled_worker_is_recovered_by_another(start_worker, queue, 
     assert job.id not in queue.failed_job_registry
 
 
-def test_a_live_horse_keeps_its_job_from_recovery(start_worker, queue, conn) -> None:
-    # Given a worker killed alone, whose horse lives on for its term timeout
+def test_an_orphaned_horse_settles_its_job_before_anyone_may_recover_it(start_worker, queue, conn) -> None:
+    # Given a worker killed alone (the OOM killer), whose horse runs a job that ignores ShutdownRequested
     first = start_worker(env={**HALFWAY, "RESQUE_TERM_TIMEOUT": "30"})
     job = queue.enqueue(jobs.swallower, "live", 60)
     reached(conn, "live", "started")
-    first.send(signal.SIGKILL)
+    killed = first.send(signal.SIGKILL)
     first.wait_exit(5)
-    assert first.processes(), "the horse should outlive its worker"
-    # Then its lease is renewed, and recovery leaves the job alone
-    renewed_since = time.monotonic()
-    wait_for(
-        lambda: conn.ttl(lease.key(job.id)) >= lease.TTL - 1 and time.monotonic() > renewed_since + 3,
-        15,
-        "the lease to be renewed",
-    )
+    assert first.processes(), "the horse should outlive its worker for a while"
+    # Then while the horse lives, its job's lease holds, and recovery leaves the job alone
     other = Worker([Queue(connection=conn)], connection=conn)
+    assert conn.ttl(lease.key(job.id)) > 0
     assert job.id not in [job_id for job_id, _ in other.recover_jobs()]
-    assert status(job) == "started"
+    # and the horse stops within the fence (not its 30 s term timeout), settling the job itself
+    wait_for(lambda: first.processes() == [], lease.FENCE + 3, "the orphaned horse to stop")
+    assert time.monotonic() - killed < lease.TTL  # before the lease could expire
+    assert status(job) == "queued" and interruptions(job) == 1
 
 
 # -- graceful stop from anywhere ---------------------------------------------------------------
