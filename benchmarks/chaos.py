@@ -58,11 +58,13 @@ def run(
     interval: float,
     deadline: float,
     seed: int,
+    extra_env: dict[str, str] | None = None,
 ) -> dict[str, object]:
     conn.flushall()
     rng = random.Random(seed)
     queue = Queue("default", connection=conn)
     env = {**GRACEFUL_ENV, "RQ_GRACEFUL_KILL_DEADLINE": str(deadline)} if "rq_graceful" in worker_class else {}
+    env.update(extra_env or {})
     kinds: dict[str, str] = {}
 
     def feed() -> None:
@@ -145,6 +147,7 @@ def _account(conn: redis.Redis, queue: Queue, kinds: dict[str, str]) -> dict[str
     statuses = _statuses(conn, kinds)
     queued_ids = set(queue.job_ids)
     counts = collections.Counter()
+    reasons: collections.Counter[str] = collections.Counter()
     redone = interruptions = 0
     for n, (job_id, kind) in enumerate(kinds.items()):
         status = statuses[job_id]
@@ -154,6 +157,7 @@ def _account(conn: redis.Redis, queue: Queue, kinds: dict[str, str]) -> dict[str
             counts["finished"] += 1
         elif status in ("failed", "stopped", "canceled"):
             counts["failed"] += 1
+            reasons[_failure_reason(conn, job_id)] += 1
         elif status == "queued" and job_id not in queued_ids:
             counts["lost"] += 1
         else:
@@ -172,7 +176,20 @@ def _account(conn: redis.Redis, queue: Queue, kinds: dict[str, str]) -> dict[str
         "checkpointing_interruptions": interruptions,
         "items_redone": redone,
         "redone_per_interruption": (redone / interruptions) if interruptions else 0.0,
+        "failure_reasons": dict(reasons),
     }
+
+
+def _failure_reason(conn: redis.Redis, job_id: str) -> str:
+    """The first line of the failure's text, or what RQ's abandoned-job path said."""
+    from rq.job import Job
+
+    try:
+        result = Job.fetch(job_id, connection=conn).latest_result()
+    except Exception:
+        return "unknown"
+    text = (getattr(result, "exc_string", None) or "").strip().splitlines()
+    return text[-1][:80] if text else "unknown"
 
 
 def main() -> None:
@@ -181,9 +198,17 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=1.0)
     parser.add_argument("--deadline", type=float, default=3.0)
     parser.add_argument("--classes", default=",".join(CLASSES))
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for the workers, e.g. RQ_GRACEFUL_MAX_INTERRUPTIONS=none",
+    )
     parser.add_argument("--json", type=Path, default=RESULTS / "chaos.json")
     args = parser.parse_args()
     results = []
+    extra_env = dict(item.split("=", 1) for item in args.env)
     with tempfile.TemporaryDirectory() as tmp_name:
         server = RedisServer(Path(tmp_name))
         conn = redis.Redis.from_url(server.url)
@@ -200,6 +225,7 @@ def main() -> None:
                         args.interval,
                         args.deadline,
                         seed=len(results),
+                        extra_env=extra_env,
                     )
                     r["worker_class"] = name
                     results.append(r)
@@ -225,6 +251,7 @@ def main() -> None:
                 "restarts": args.restarts,
                 "interval": args.interval,
                 "deadline": args.deadline,
+                "env": extra_env,
                 "machine": machine(),
                 "results": results,
             },

@@ -117,6 +117,7 @@ class Worker(rq.worker.Worker):
         self._settle_lock = threading.Lock()
         self._keeper_stop = threading.Event()
         self._stop_job_requests: collections.deque[str] = collections.deque()
+        self._to_report: collections.deque[tuple[int, bool, bool]] = collections.deque()
         self._outcome = "idle"
         self._horse_job: tuple[Job, Queue, Any] | None = None
         self._lease_renewed = 0.0
@@ -182,8 +183,14 @@ class Worker(rq.worker.Worker):
             was_stopping = self._controller.shutting_down
             was_paused = self._controller.paused
             actions += self._controller.on_signal(signum, at)
-            self._log_signal(signum, was_stopping, was_paused)
+            self._to_report.append((signum, was_stopping, was_paused))
         return actions
+
+    def _report_signals(self) -> None:
+        """Log the signals acted upon, send their events, record the shutdown in Redis: after the
+        actions they called for, so that telling the job never waits on a log line or a Redis write."""
+        while self._to_report:
+            self._log_signal(*self._to_report.popleft())
 
     def _log_signal(self, signum: int, was_stopping: bool, was_paused: bool) -> None:
         c = self._controller
@@ -305,6 +312,7 @@ class Worker(rq.worker.Worker):
     def _idle_checkpoint(self) -> None:
         """Act on signals while idle: stop now, or wait out a pause."""
         self._drain_signals()
+        self._report_signals()
         if self._controller.shutting_down:
             self._stop_requested = True
             raise StopRequested()
@@ -315,6 +323,7 @@ class Worker(rq.worker.Worker):
         while True:
             self._wait(self.job_monitoring_interval)
             self._drain_signals()
+            self._report_signals()
             if self._controller.shutting_down:
                 self._stop_requested = True
                 raise StopRequested()
@@ -569,6 +578,7 @@ class Worker(rq.worker.Worker):
                 self._sequence_started = time.monotonic()
             actions += c.tick(time.monotonic())
             killed = self._carry_out(actions, job) or killed
+            self._report_signals()
             actions = []
             try:
                 pid, status, rusage = os.wait4(self._horse_pid, os.WNOHANG)
