@@ -231,7 +231,8 @@ def chart(results: Path = RESULTS, out: Path = CHART) -> None:
         ax.plot(xs, ys, label=name, marker=".")
     ax.set_xlabel("jobs done")
     ax.set_ylabel("worker RSS (MiB)")
-    ax.set_ylim(bottom=0)
+    top = max(s[1] for r in data["results"].values() for s in r["samples"]) / 1024
+    ax.set_ylim(0, top * 1.2)
     ax.set_title("Worker RSS over no-op jobs")
     ax.legend()
     ax.grid(alpha=0.3)
