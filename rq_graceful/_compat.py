@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from typing import TYPE_CHECKING, Any
 
+import redis.exceptions
 import rq
 
 if TYPE_CHECKING:
@@ -55,4 +57,6 @@ def forget_execution(worker: Worker, execution: Any | None) -> None:
     if isinstance(executions, dict) and execution is not None:
         executions.pop(execution.id, None)
     if not _EXECUTION_ARG and hasattr(worker, "set_current_job_working_time"):
-        worker.set_current_job_working_time(0)
+        # RQ 2 writes this to Redis: a statistic, not worth failing a shutdown over
+        with contextlib.suppress(redis.exceptions.RedisError):
+            worker.set_current_job_working_time(0)
